@@ -1,0 +1,1 @@
+"""Offline model tooling: HF token classifiers to ONNX model bundles (needs torch)."""

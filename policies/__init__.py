@@ -1,0 +1,1 @@
+"""Configuration model, compression policies and the LLMLingua-2 engine."""
