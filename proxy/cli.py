@@ -50,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(args._module)
     except ImportError as exc:
-        print(f"linguagate {args.command}: unavailable ({exc}); install the needed extra", file=sys.stderr)
+        print(
+            f"linguagate {args.command}: unavailable ({exc}); install the needed extra",
+            file=sys.stderr,
+        )
         return 2
     try:
         return int(module.run(args) or 0)

@@ -1,0 +1,1 @@
+"""Training the compact default compressor (LLMLingua-2 recipe, needs the ``[train]`` extra)."""
