@@ -15,6 +15,8 @@ from typing import Any
 from onnx_export.source import PLACEHOLDER_COUNT, ExportError
 from policies.bundle import MANIFEST, TOKENIZER, VARIANT_FILES, write_manifest
 
+_MIN_REAL_VOCAB = 32  # fewer ordinary tokens than this is not a real vocabulary
+
 
 def write_tokenizer(local_dir: Path, out_dir: Path, vocab_size: int) -> dict[str, Any]:
     """Save the fast tokenizer as ``tokenizer.json``; return its facts for the manifest."""
@@ -28,6 +30,14 @@ def write_tokenizer(local_dir: Path, out_dir: Path, vocab_size: int) -> dict[str
         raise ExportError(f"{local_dir}: no fast tokenizer (tokenizer.json) can be built")
     backend = tok.backend_tokenizer
     base_size = backend.get_vocab_size(with_added_tokens=True)
+    if backend.get_vocab_size(with_added_tokens=False) < _MIN_REAL_VOCAB:
+        # transformers builds a specials-only tokenizer when vocab files are missing;
+        # every word would become [UNK] and compression would be no better than random.
+        raise ExportError(
+            f"the tokenizer of {local_dir} has only {base_size} tokens (its vocabulary "
+            "files are missing or unreadable); copy tokenizer.json or vocab.txt/"
+            "sentencepiece.bpe.model into the checkpoint directory"
+        )
     placeholders = [f"[NEW{i}]" for i in range(PLACEHOLDER_COUNT)]
     added = 0
     if backend.token_to_id(placeholders[0]) is None and vocab_size >= base_size + len(placeholders):

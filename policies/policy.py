@@ -265,7 +265,8 @@ class PolicyRunner:
             return None, None
         enc_name = encoding_name_for_model(_model(body), upstream.tokenizer)
         encoding = encoding_for_model(_model(body), enc_name)
-        return await asyncio.to_thread(count_prompt, messages, encoding), enc_name
+        big = _text_size(messages) > THREAD_CHARS  # a thread hand-off costs more than a small count
+        return await _maybe_thread(big, count_prompt, messages, encoding), enc_name
 
 
 def _model(body: dict[str, Any]) -> str | None:

@@ -69,15 +69,7 @@ def _compression_notice(config: Config) -> str | None:
     """Why compression is off, when it is (logged once at startup)."""
     if config.compresses:
         return None
-    return (
-        "compression is OFF: no route has compress rules"
-        + (
-            " (the embedded default config ships without a model)"
-            if "default" in config.source
-            else ""
-        )
-        + "; requests are forwarded unchanged"
-    )
+    return "compression is OFF: no route has compress rules; requests are forwarded unchanged"
 
 
 class LinguaGateApp:

@@ -116,6 +116,8 @@ async def handle_chat(
                 )
             raise reject
         payload: bytes = outcome.body
+        if gw.config.ledger.store_prompts:
+            _keep_prompts(rec, body, outcome.body if outcome.changed else None)
         strip_usage = stream and upstream.config.stream_usage and not client_wants_usage(body)
         if strip_usage:
             payload = inject_usage(payload, body)
@@ -182,6 +184,18 @@ async def handle_chat(
         await _take_count(counting, rec)
     _finish(gw, rec, t0, watch)
     return rec.status, rec.route, rec.compression
+
+
+def _keep_prompts(rec: RequestRecord, body: dict[str, Any], sent: bytes | None) -> None:
+    """Copy the messages (before/after compression) into the record; only when configured."""
+    before = json.dumps(body.get("messages"), ensure_ascii=False)
+    rec.prompt_before = before
+    rec.prompt_after = before
+    if sent is not None:
+        try:
+            rec.prompt_after = json.dumps(json.loads(sent).get("messages"), ensure_ascii=False)
+        except (ValueError, AttributeError):
+            rec.prompt_after = None
 
 
 async def _take_count(

@@ -63,12 +63,14 @@ def test_serve_default_config_runs(tmp_path):
                 break
         response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert response.status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 200  # the shipped default model is loaded
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode in (0, 130)  # uvicorn re-raises the SIGINT after a clean shutdown
     text = "".join(lines) + (out or "")
-    assert "compression is OFF" in text
+    assert "compression model loaded" in text and "compression is OFF" not in text
     assert "Traceback" not in text
 
 

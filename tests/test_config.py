@@ -55,7 +55,11 @@ def test_default_config():
     config = default_config(env={})
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8400)
     (route,) = config.routes
-    assert route.prefix == "/" and route.compress == ()
+    assert route.prefix == "/" and route.allow_bypass and route.on_error == "fail_open"
+    (rule,) = route.compress  # conservative: long user/tool texts, last user message intact
+    assert rule.roles == ("user", "tool") and rule.rate == 0.6 and rule.min_tokens == 800
+    assert rule.keep_last_user and rule.keep_digits and rule.protect_defaults and rule.skip_code
+    assert config.model.path == "default" and config.compresses
     upstream = config.upstreams[route.upstream]
     assert upstream.base_url == "https://api.openai.com/v1"
     assert upstream.api_key is None and upstream.prefer_client_key

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from onnx_export import parity, steps
-from onnx_export.bundle_writer import do_lower_case
+from onnx_export.bundle_writer import do_lower_case, write_tokenizer
 from onnx_export.source import ExportError, checkpoint_meta, local_revision, resolve_source
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -141,3 +141,16 @@ def test_isolate_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert steps.should_isolate(0)
     monkeypatch.setenv(steps.ISOLATE_ENV, "0")
     assert not steps.should_isolate(2_000_000_000)
+
+
+def test_missing_vocabulary_is_an_export_error(tiny_checkpoint_bert: Path, tmp_path: Path) -> None:
+    """A checkpoint without its vocab files must not export a specials-only tokenizer."""
+    ckpt = tmp_path / "bert-base-multilingual-cased-novocab"
+    shutil.copytree(tiny_checkpoint_bert, ckpt)
+    for name in ("tokenizer.json", "vocab.txt"):
+        (ckpt / name).unlink(missing_ok=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportError, match="vocabulary"):
+        write_tokenizer(ckpt, out, vocab_size=10_000)
+    assert not (out / "tokenizer.json").exists()

@@ -7,6 +7,7 @@ Compression runs through the real policy with the deterministic fake engine
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.ledger_db import open_reader
 from proxy.report import build_report
-from tests.ledger_support import rows, start_proxy, usage_for
+from tests.ledger_support import install_usage_stub, proxy_config, rows, start_proxy, usage_for
+from tests.policy_fakes import FakeEngine
 
 N = 200
 LONG = " ".join(f"Paragraph {i} explains the quarterly figures in some detail." for i in range(12))
@@ -164,3 +166,30 @@ def test_stream_usage_injection_lands_in_ledger(stub: Any, proxy_server: Any, tm
         prompt, cached = usage["prompt_tokens"], usage["prompt_tokens"] // 4
         expected = ((prompt - cached) * 0.15 + cached * 0.075 + 3 * 0.60) / 1e6
         assert row["cost_after_usd"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_prompts_are_stored_only_when_configured(
+    stub: Any, proxy_server: Any, tmp_path: Path, store: bool
+) -> None:
+    db = tmp_path / "ledger.sqlite"
+    install_usage_stub(stub)
+    config = proxy_config(stub.url, db)
+    config = dataclasses.replace(
+        config, ledger=dataclasses.replace(config.ledger, store_prompts=store)
+    )
+    proxy = proxy_server(config)
+    proxy.app.gateway.runner.engine = FakeEngine()
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": LONG}]}
+    with httpx.Client(base_url=proxy.url, timeout=30) as client:
+        resp = client.post("/rag/v1/chat/completions", json=body, headers={"x-request-id": "p"})
+    assert resp.headers["x-linguagate-compression"] == "applied"
+    assert proxy.app.gateway.ledger.wait_written(1, 30)
+    proxy.stop()
+    (row,) = rows(db)
+    if not store:
+        assert row["prompt_before"] is None and row["prompt_after"] is None
+        return
+    assert json.loads(row["prompt_before"]) == body["messages"]
+    assert json.loads(row["prompt_after"]) == stub.requests[0].json()["messages"]
+    assert row["prompt_after"] != row["prompt_before"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from policies.engine.chunking import plan_chunks
 from policies.engine.layout import Layout, assemble, layout_words, piece_tables
-from policies.engine.reference import _context_rate, result_dict
+from policies.engine.reference import RefOptions, _context_rate, result_dict
 from policies.engine.tokenization import EngineTokenizer
 from policies.engine.words import InferRequest, ModeGen
 from policies.tokens import count_tokens, get_encoding
@@ -28,23 +28,9 @@ _MAX_ADJUST = 8
 
 
 @dataclass
-class FaithfulOptions:
-    rate: float = 0.5
-    target_token: float = -1
-    use_context_level_filter: bool = False
-    use_token_level_filter: bool = True
-    target_context: int = -1
-    context_level_rate: float = 1.0
-    context_level_target_token: float = -1
-    force_context_ids: tuple[int, ...] = ()
-    return_word_label: bool = False
-    word_sep: str = "\t\t|\t\t"
-    label_sep: str = " "
-    token_to_word: str = "mean"
-    force_tokens: tuple[str, ...] = ()
-    force_reserve_digit: bool = False
-    drop_consecutive: bool = False
-    chunk_end_tokens: tuple[str, ...] = (".", "\n")
+class FaithfulOptions(RefOptions):
+    """The reference options plus what only faithful mode understands."""
+
     protected_spans: list[list[tuple[int, int]]] | None = None
     encoding: str | None = None
 

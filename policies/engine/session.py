@@ -62,6 +62,16 @@ class OrtRunner:
             if required:
                 raise RuntimeError("device=cuda but this onnxruntime has no CUDA provider")
             return
+        if (variant or "int8") == "int8" and not {"fp16", "fp32"} & set(bundle.variants):
+            # int8 dynamic quantisation is a CPU format: on the CUDA EP it would fall back
+            # op by op. A small int8-only bundle (the shipped default) runs on the CPU.
+            (log.warning if required else log.info)(
+                "engine: bundle %s has only an int8 (CPU) variant; running it on the CPU "
+                "provider although CUDA was %s",
+                bundle.path,
+                "requested" if required else "available",
+            )
+            return
         name = bundle.pick_variant("cuda", variant)
         providers: list[Any] = [
             ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"}),
