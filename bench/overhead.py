@@ -39,6 +39,16 @@ N_CHUNKS = 20
 # --------------------------------------------------------------------------- stub upstream
 
 
+async def _read_body(receive):  # type: ignore[no-untyped-def]
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 def _stub_app():  # type: ignore[no-untyped-def]
     completion = json.dumps(
         {
@@ -89,12 +99,7 @@ def _stub_app():  # type: ignore[no-untyped-def]
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await _read_body(receive)
         if scope["path"].endswith("/models"):
             payload = b'{"object":"list","data":[{"id":"gpt-4o-mini","object":"model"}]}'
             await send(
@@ -150,12 +155,7 @@ def run_bare(port: int, upstream: str) -> None:
                 message = await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await _read_body(receive)
         request = client.build_request(scope["method"], upstream + scope["path"][3:], content=body)
         response = await client.send(request, stream=True)
         await send(

@@ -31,6 +31,17 @@ ROW_FIELDS = (
     "cost_saved_usd",
 )
 TOTAL_FIELDS = ROW_FIELDS[1:]
+# Column titles for TOTAL_FIELDS in the text and HTML tables (the first column is the key).
+COLUMN_TITLES = (
+    "requests",
+    "compressed",
+    "tokens before",
+    "tokens after",
+    "tokens saved",
+    "saved %",
+    "provider prompt tokens",
+    "USD saved",
+)
 
 _KEY_SQL = {
     "route": "route",
@@ -189,17 +200,7 @@ def _fmt(field: str, value: Any) -> str:
 
 def to_table(report: dict[str, Any]) -> str:
     """Aligned plain text with a totals line and the basis underneath."""
-    headers = [
-        report["by"],
-        "requests",
-        "compressed",
-        "tokens before",
-        "tokens after",
-        "saved",
-        "saved %",
-        "provider prompt",
-        "USD saved",
-    ]
+    headers = [report["by"], *COLUMN_TITLES]
     body = [[_fmt(f, r[f]) for f in ROW_FIELDS] for r in report["rows"]]
     total = ["TOTAL", *(_fmt(f, report["totals"][f]) for f in TOTAL_FIELDS)]
     widths = [max(len(str(c[i])) for c in [headers, *body, total]) for i in range(len(headers))]

@@ -11,7 +11,7 @@ import sqlite3
 from html import escape
 from typing import Any
 
-from proxy.report import ROW_FIELDS, TOTAL_FIELDS, build_report
+from proxy.report import COLUMN_TITLES, ROW_FIELDS, TOTAL_FIELDS, build_report
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
@@ -179,17 +179,7 @@ def _tile(label: str, value: str, detail: str = "") -> str:
 
 
 def _table(report: dict[str, Any]) -> str:
-    heads = [
-        report["by"],
-        "requests",
-        "compressed",
-        "tokens before",
-        "tokens after",
-        "tokens saved",
-        "saved %",
-        "provider prompt tokens",
-        "USD saved",
-    ]
+    heads = [report["by"], *COLUMN_TITLES]
     out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in heads), "</tr></thead><tbody>"]
     for r in report["rows"]:
         out.append(
