@@ -135,6 +135,8 @@ def assemble(lay: Layout, keep: np.ndarray) -> str:
             if nl:
                 indent = gap[gap.rfind("\n") + 1 :] if "\n" in gap else ""
                 out.append("\n" * min(nl, 2) + indent)
+            elif not gap and _closes(text[ws[w] : we[w]]):
+                pass  # "approved yet." minus "yet" is "approved.", not "approved ."
             elif ws_cum[w + 1] - ws_cum[prev + 1] or _joinable(
                 text[ws[prev] : we[prev]], text[ws[w] : we[w]]
             ):
@@ -144,6 +146,14 @@ def assemble(lay: Layout, keep: np.ndarray) -> str:
     if prev == lay.n_words - 1:
         out.append(text[we[prev] :])
     return "".join(out)
+
+
+_CLOSING = frozenset(".,;:!?)]}%…»”’")
+
+
+def _closes(word: str) -> bool:
+    """Punctuation that belongs to the text before it (so it never starts with a space)."""
+    return bool(word) and all(ch in _CLOSING for ch in word)
 
 
 def _gap_tables(lay: Layout) -> tuple[np.ndarray, np.ndarray]:
