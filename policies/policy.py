@@ -58,13 +58,23 @@ def _proxy_error(status: int, message: str, code: str) -> Exception:
 
 
 def _text_size(messages: list[Any]) -> int:
+    """Characters that counting/planning will tokenize: texts and tool-call arguments."""
     size = 0
     for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
         if isinstance(content, str):
             size += len(content)
         elif isinstance(content, list):
-            size += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+            size += sum(len(str(p.get("text") or "")) for p in content if isinstance(p, dict))
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    size += len(str(function.get("arguments") or ""))
+                    size += len(str(function.get("name") or ""))
     return size
 
 

@@ -132,13 +132,18 @@ class LinguaGateApp:
             return
         path: str = scope["path"]
         rest = self.gateway.router.rest_of(path)
-        if rest is None:
+        # Chat completions go to handle_chat even when no prefix matches, so that the
+        # 404 no_route is answered and recorded in the ledger like a model-filter miss.
+        is_chat = (
+            scope["method"] == "POST" and path.endswith(_CHAT) and (rest is None or rest == _CHAT)
+        )
+        if rest is None and not is_chat:
             await self.starlette(scope, receive, send)  # type: ignore[arg-type]
             return
         t0 = time.perf_counter()
         request_id = _request_id(scope["headers"])
         compression: str | None = None
-        if path.endswith(_CHAT) and scope["method"] == "POST" and rest == _CHAT:
+        if is_chat:
             status, route, compression = await handle_chat(
                 self.gateway, scope, receive, send, request_id
             )
@@ -146,13 +151,31 @@ class LinguaGateApp:
             status, route = await handle_passthrough(self.gateway, scope, receive, send, request_id)
         self.gateway.access_log.log(
             scope["method"],
-            path,
+            log_safe(path),
             route,
             status,
             (time.perf_counter() - t0) * 1000.0,
             compression,
-            request_id,
+            log_safe(request_id),
         )
+
+
+def log_safe(text: str) -> str:
+    """``text`` with control, non-printable and space characters escaped (``\\x0a``).
+
+    The access log is ``key=value`` lines: a decoded path (``%0A``) or a client's
+    ``x-request-id`` must not be able to start a new line or fake a field.
+    """
+    if text.isprintable() and " " not in text:
+        return text
+    return "".join(c if c.isprintable() and c != " " else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    if o < 0x100:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:

@@ -86,7 +86,7 @@ async def handle_chat(
         watch = DisconnectWatch(receive)
         try:
             body = _validate(json.loads(raw))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise bad_request("request body is not valid JSON", "invalid_json") from None
         model = body.get("model")
         rec.model = model
@@ -271,7 +271,13 @@ async def _relay(
         await response.aclose()
     tail = scanner.finish() if scanner is not None else b""
     watch.finished = True
-    await send({"type": "http.response.body", "body": tail, "more_body": False})
+    try:
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    except RuntimeError:
+        # The upstream cut a fixed-length body short: the server cannot end the response
+        # cleanly and closes the connection, which is the honest signal to the client.
+        if rec.error is None:
+            raise
     usage = None
     if scanner is not None:
         usage = scanner.usage

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from policies.config import UpstreamConfig
 from proxy.errors import ProxyError
+from proxy.routing import PATH_SAFE
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -78,20 +80,33 @@ class Upstream:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def url(self, rest: str, query: bytes) -> httpx.URL:
+    def url(self, rest: str, query: bytes, *, encoded: bool = False) -> httpx.URL:
         """Upstream URL for ``rest`` (``/v1/...``; the base URL already ends in the API root).
 
+        ``rest`` is a decoded path (re-encoded here, so ``?``, ``#`` or ``%`` in it can
+        never change the URL's structure) unless ``encoded`` says it is already
+        percent-encoded (the client's ``raw_path``, see :func:`proxy.routing.encoded_rest`).
         Parsed URLs are cached per path (httpx's URL parsing is one of the larger
-        per-request costs); URLs with a query string are parsed each time.
+        per-request costs); URLs with a query string are parsed each time. A URL httpx
+        refuses is the client's fault: 400 ``invalid_path``.
         """
-        if not query:
-            cached = self._urls.get(rest)
-            if cached is None:
-                cached = httpx.URL(self.base_url + rest[3:])
-                if len(self._urls) < 1024:
-                    self._urls[rest] = cached
-            return cached
-        return httpx.URL(f"{self.base_url}{rest[3:]}?{query.decode('latin-1')}")
+        key = rest if encoded else "\0" + rest  # decoded and encoded forms never share
+        try:
+            if not query:
+                cached = self._urls.get(key)
+                if cached is None:
+                    path = rest if encoded else quote(rest, safe=PATH_SAFE)
+                    cached = httpx.URL(self.base_url + path[3:])
+                    if len(self._urls) < 1024:
+                        self._urls[key] = cached
+                return cached
+            path = rest if encoded else quote(rest, safe=PATH_SAFE)
+            qs = query.decode("latin-1")
+            if "#" in qs:
+                qs = qs.replace("#", "%23")
+            return httpx.URL(f"{self.base_url}{path[3:]}?{qs}")
+        except httpx.InvalidURL:
+            raise ProxyError(400, "invalid request URL", code="invalid_path") from None
 
     def request_headers(
         self, received: Iterable[tuple[bytes, bytes]], drop_auth: bool = False, stream: bool = False
@@ -129,6 +144,8 @@ class Upstream:
         )
         try:
             return await self.client.send(request, stream=True)
+        except httpx.InvalidURL:
+            raise ProxyError(400, "invalid request URL", code="invalid_path") from None
         except httpx.TimeoutException as exc:
             raise ProxyError(
                 504, f"upstream '{self.config.name}' timed out", code="upstream_timeout"

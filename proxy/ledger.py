@@ -193,19 +193,40 @@ class Ledger:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 write_batch(conn, rows)
-            except sqlite3.Error as exc:
+            except sqlite3.OperationalError as exc:  # locked, busy, disk: the whole file
                 if attempt == _WRITE_ATTEMPTS:
                     log.error("ledger: dropping %d records after write error: %s", len(rows), exc)
                     self._drop(len(rows), "write_error")
                     return
                 time.sleep(0.05 * attempt)
                 continue
-            with self._progress:
-                self.written += len(rows)
-                self._progress.notify_all()
-            self.metrics.ledger_written.inc(len(rows))
-            self._count_cost(rows)
+            except Exception:  # a value SQLite cannot bind: find the row, keep the rest
+                self._write_one_by_one(conn, rows)
+                return
+            self._written(rows)
             return
+
+    def _write_one_by_one(self, conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+        """Insert ``rows`` one transaction each; only the rows that fail are dropped."""
+        for i, row in enumerate(rows):
+            try:
+                write_batch(conn, [row])
+            except sqlite3.OperationalError as exc:
+                log.error("ledger: dropping %d records after write error: %s", len(rows) - i, exc)
+                self._drop(len(rows) - i, "write_error")
+                return
+            except Exception as exc:  # no message: it may quote client data
+                log.warning("ledger: unwritable record (%s); dropped", type(exc).__name__)
+                self._drop(1, "bad_record")
+                continue
+            self._written([row])
+
+    def _written(self, rows: list[tuple[object, ...]]) -> None:
+        with self._progress:
+            self.written += len(rows)
+            self._progress.notify_all()
+        self.metrics.ledger_written.inc(len(rows))
+        self._count_cost(rows)
 
     def _count_cost(self, rows: list[tuple[object, ...]]) -> None:
         for row in rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from proxy.pricing import Price, PriceTable, request_cost
@@ -75,7 +76,23 @@ class LedgerError(Exception):
 
 
 def open_writer(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating if needed) the ledger for writing, WAL mode, schema ensured."""
+    """Open (creating if needed) the ledger for writing, WAL mode, schema ensured.
+
+    Switching a brand-new file to WAL can fail with "database is locked" without
+    SQLite waiting on ``busy_timeout`` when several processes start at once: retried.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _open_writer_once(path)
+        except LedgerError as exc:
+            locked = isinstance(exc.__cause__, sqlite3.OperationalError) and "locked" in str(exc)
+            if not locked or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _open_writer_once(path: str | os.PathLike[str]) -> sqlite3.Connection:
     p = Path(path)
     if p.parent and not p.parent.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -182,13 +199,13 @@ def record_row(
     extra = json.dumps(rec.extra, default=str, sort_keys=True) if rec.extra else None
     return (
         float(rec.started_at),
-        str(rec.request_id),
-        str(rec.route),
-        str(rec.upstream),
+        _str(rec.request_id),
+        _str(rec.route),
+        _str(rec.upstream),
         model,
         int(bool(rec.stream)),
         int(rec.status),
-        str(rec.compression),
+        _str(rec.compression),
         _int(rec.tokens_before),
         _int(rec.tokens_after),
         _text(rec.encoding),
@@ -215,7 +232,21 @@ def record_row(
 
 
 def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _str(value)
+
+
+def _str(value: object) -> str:
+    """``str(value)`` that SQLite can bind: lone surrogates (valid JSON ``"\\ud800"``,
+    which Python keeps as-is) would raise UnicodeEncodeError, so they become U+FFFD."""
+    text = str(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # One U+FFFD per lone surrogate (a UTF-8 round trip would give three).
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _int(value: object) -> int | None:

@@ -25,6 +25,7 @@ from proxy.asgi import (
 )
 from proxy.errors import ProxyError
 from proxy.forward import body_stream, response_headers
+from proxy.routing import check_path, encoded_rest
 from proxy.state import Gateway, check_key
 
 logger = logging.getLogger("linguagate.proxy")
@@ -41,9 +42,11 @@ async def handle_passthrough(
     try:
         raw_headers: Headers = scope["headers"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
-        match = gw.router.match(scope["path"], headers)
+        path: str = scope["path"]
+        check_path(path)
+        match = gw.router.match(path, headers)
         if match is None:
-            raise ProxyError(404, f"no route for {scope['path']}", code="no_route")
+            raise ProxyError(404, f"no route for {path}", code="no_route")
         route_name = match.route.name
         drop_auth = check_key(match.route, headers)
         upstream = gw.upstreams[match.route.upstream]
@@ -79,7 +82,8 @@ async def handle_passthrough(
                     out_headers.append((b"content-length", str(declared).encode()))
         # While a streamed body is still being read, receive() belongs to the upload.
         watch = DisconnectWatch(receive) if isinstance(content, bytes | None) else None
-        url = upstream.url(match.rest, scope["query_string"])
+        rest = encoded_rest(path, scope.get("raw_path"), match.rest)
+        url = upstream.url(rest, scope["query_string"], encoded=True)
         response = await upstream.send(scope["method"], url, out_headers, content)
         resp_headers = response_headers(response)
         if not any(name == b"x-request-id" for name, _ in resp_headers):
@@ -88,16 +92,23 @@ async def handle_passthrough(
             {"type": "http.response.start", "status": response.status_code, "headers": resp_headers}
         )
         started = True
+        cut = False
         try:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError:
-            pass  # upstream went away mid-body: end the client's response
+            cut = True  # upstream went away mid-body: end the client's response
         finally:
             await response.aclose()
         if watch is not None:
             watch.finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except RuntimeError:
+            # A fixed-length body cut short cannot be completed: the server closes the
+            # connection, which tells the client the truth.
+            if not cut:
+                raise
         status = response.status_code
     except ProxyError as exc:
         status = exc.status
@@ -116,7 +127,7 @@ async def handle_passthrough(
         status = 0
     except Exception:
         logger.exception(
-            "unexpected error forwarding %s (request_id=%s)", scope["path"], request_id
+            "unexpected error forwarding %r (request_id=%r)", scope["path"], request_id
         )
         status = 500
         if not started:

@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if level == "trace" else level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if level != "trace":
+        # httpx logs every request URL at INFO, query string included (which may carry
+        # a client's key); LinguaGate's own access log omits it.
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -29,19 +29,23 @@ class Gateway:
         return self.config.server.max_body_bytes
 
 
+def _is_key(value: str | None, keys: tuple[str, ...]) -> bool:
+    if not value:
+        return False
+    return any(hmac.compare_digest(value.encode(), k.encode()) for k in keys)
+
+
 def check_key(route: RouteConfig, headers: dict[str, str]) -> bool:
-    """Enforce ``route.keys``. Returns True when the key came in ``Authorization``
-    (which must then not be forwarded); raises 401 when a key is required and missing."""
+    """Enforce ``route.keys``. Returns True when ``Authorization`` carries a proxy key
+    (it must then not be forwarded, whichever header authenticated the request);
+    raises 401 when a key is required and missing."""
     if not route.keys:
         return False
-    key = headers.get("x-linguagate-key")
-    from_auth = False
-    if key is None:
-        auth = headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            key, from_auth = auth[7:].strip(), True
-    if key and any(hmac.compare_digest(key.encode(), k.encode()) for k in route.keys):
-        return from_auth
+    auth = headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    auth_is_key = _is_key(bearer, route.keys)
+    if auth_is_key or _is_key(headers.get("x-linguagate-key"), route.keys):
+        return auth_is_key
     raise ProxyError(
         401,
         "missing or invalid proxy key (send Authorization: Bearer <key> or x-linguagate-key)",

@@ -26,11 +26,12 @@ def client_wants_usage(body: dict[str, Any]) -> bool:
 
 
 def inject_usage(raw: bytes, body: dict[str, Any]) -> bytes:
-    """``raw`` with ``stream_options.include_usage: true`` added.
+    """``raw`` (the bytes about to go upstream) with ``stream_options.include_usage: true``.
 
     When the body has no ``stream_options`` the key is inserted right after the
-    opening brace, leaving every other byte as the client sent it; otherwise the
-    body is re-serialised (the only case where that happens).
+    opening brace, leaving every other byte as it was; otherwise ``raw`` itself is
+    re-parsed and re-serialised (never the client's original ``body``: ``raw`` may
+    already be the compressed request).
     """
     if "stream_options" not in body:
         start = raw.find(b"{")
@@ -39,8 +40,8 @@ def inject_usage(raw: bytes, body: dict[str, Any]) -> bytes:
             sep = b"" if rest.startswith(b"}") else b","
             insert = _STREAM_OPTIONS if sep else _STREAM_OPTIONS[:-1]
             return raw[: start + 1] + insert + raw[start + 1 :]
-    patched = dict(body)
-    options = body.get("stream_options")
+    patched = json.loads(raw)
+    options = patched.get("stream_options")
     patched["stream_options"] = {
         **(options if isinstance(options, dict) else {}),
         "include_usage": True,

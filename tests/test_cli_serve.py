@@ -44,30 +44,55 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_default_config_runs(tmp_path):
-    port = _free_port()
+def _serve(tmp_path, port: int, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``linguagate serve`` and wait for its startup line (no sleeping)."""
     env = {k: v for k, v in os.environ.items() if k != "LINGUAGATE_CONFIG"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "proxy.cli", "serve", "--port", str(port), *extra],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
     lines: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if "ready" in line or "Uvicorn running" in line:
+            break
+    return proc, lines
+
+
+def test_query_strings_never_reach_the_log(tmp_path, stub):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"upstreams: {{up: {{base_url: '{stub.url}'}}}}\n"
+        "routes: [{upstream: up}]\nledger: {path: null}\n"
+    )
+    port = _free_port()
+    proc, lines = _serve(tmp_path, port, "--config", str(config))
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # wait for the startup line instead of sleeping
-            lines.append(line)
-            if "ready" in line or "Uvicorn running" in line:
-                break
+        url = f"http://127.0.0.1:{port}/v1/models?api-key=SECRET-IN-QUERY"
+        assert httpx.get(url, timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, out = proc.communicate(timeout=30)
+    assert stub.requests[0].query == b"api-key=SECRET-IN-QUERY"  # forwarded, but not logged
+    text = "".join(lines) + (out or "")
+    assert "path=/v1/models" in text and "SECRET-IN-QUERY" not in text
+
+
+def test_serve_default_config_runs(tmp_path):
+    port = _free_port()
+    proc, lines = _serve(tmp_path, port)
+    try:
         response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert response.status_code == 200
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
         assert ready.status_code == 200  # the shipped default model is loaded
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        _, out = proc.communicate(timeout=30)
     assert proc.returncode in (0, 130)  # uvicorn re-raises the SIGINT after a clean shutdown
     text = "".join(lines) + (out or "")
     assert "compression model loaded" in text and "compression is OFF" not in text

@@ -234,3 +234,66 @@ async def test_write_errors_are_retried_then_counted(
     text = ledger.metrics.render().decode()
     assert 'linguagate_ledger_dropped_total{reason="write_error"} 2.0' in text
     assert 'linguagate_cost_saved_usd_total{route="rag"} 0.003' in text  # 2 x 600 x $2.50/1M
+
+
+async def test_lone_surrogates_never_sink_a_batch(tmp_path: Path) -> None:
+    # '{"model": "\ud800"}' is valid JSON; SQLite cannot bind the lone surrogate.
+    db = tmp_path / "l.sqlite"
+    config = make_config(db, batch_size=50, flush_interval_ms=600_000, store_prompts=True)
+    ledger = Ledger.from_config(config)
+    await ledger.start()
+    for i in range(10):
+        ledger.record(make_record(request_id=f"good-{i}"))
+    bad = "\ud800"
+    ledger.record(
+        make_record(
+            request_id=f"bad-{bad}",
+            model=bad,
+            error=bad,
+            prompt_before=f"a{bad}b",
+            prompt_after=bad,
+            extra={"k": bad},
+        )
+    )
+    await ledger.close()
+    got = {r["request_id"]: r for r in rows(db)}
+    assert len(got) == 11 and ledger.dropped == 0 and ledger.written == 11
+    row = got["bad-\ufffd"]
+    assert (row["model"], row["error"], row["prompt_before"]) == ("\ufffd", "\ufffd", "a\ufffdb")
+
+
+async def test_one_unbindable_row_is_dropped_alone(tmp_path: Path) -> None:
+    db = tmp_path / "l.sqlite"
+    ledger = Ledger.from_config(make_config(db, batch_size=50, flush_interval_ms=600_000))
+    await ledger.start()
+    for i in range(5):
+        ledger.record(make_record(request_id=f"a{i}"))
+    ledger.record(make_record(request_id="huge", completion_tokens=2**70))  # OverflowError
+    for i in range(5):
+        ledger.record(make_record(request_id=f"b{i}"))
+    await ledger.close()
+    assert sorted(r["request_id"] for r in rows(db)) == sorted(
+        [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)]
+    )
+    assert ledger.written == 10 and ledger.dropped == 1
+    assert 'reason="bad_record"} 1.0' in ledger.metrics.render().decode()
+
+
+def test_surrogate_model_over_http_keeps_the_batch(stub, proxy_server, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.fixtures.servers import make_config as server_config
+
+    db = tmp_path / "l.sqlite"
+    proxy = proxy_server(server_config(stub.url, ledger=str(db)))
+    url = proxy.url + "/v1/chat/completions"
+    good = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
+    bad = b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}'
+    with httpx.Client(timeout=30) as client:
+        for body in [good] * 5 + [bad] + [good] * 5:
+            assert client.post(url, content=body).status_code == 200
+    ledger = proxy.app.gateway.ledger
+    assert ledger.wait_written(11, 20)
+    got = rows(db)
+    assert len(got) == 11 and ledger.dropped == 0
+    assert [r["model"] for r in got].count("\ufffd") == 1

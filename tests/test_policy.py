@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -402,3 +403,46 @@ async def test_repeated_document_is_compressed_once() -> None:
     body, raw = chat({"role": "user", "content": LONG}, {"role": "user", "content": LONG})
     _outcome, sent = await run(runner, route, body, raw)
     assert len(engine.calls) == 1 and texts(sent)[0] == texts(sent)[1] != LONG
+
+
+def _thread_spy(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Record the thread each call of ``module.name`` runs in."""
+    seen: list[int] = []
+    real = getattr(module, name)
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(threading.get_ident())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+async def test_big_tool_call_arguments_are_counted_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from policies import policy as policy_module
+
+    seen = _thread_spy(monkeypatch, policy_module, "count_prompt")
+    runner, _ = make()
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "x" * 50_000}}
+    big = {"model": "gpt-4o", "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    small = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
+    assert (await runner.count(UPSTREAM, big))[0] > 1000
+    assert (await runner.count(UPSTREAM, small))[0] == 1
+    loop_thread = threading.get_ident()
+    assert seen[0] != loop_thread  # 50k characters of arguments: a worker thread
+    assert seen[1] == loop_thread  # a few characters: inline, cheaper than a hand-off
+
+
+async def test_protected_spans_of_a_long_text_are_found_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from policies import dispatch
+
+    seen = _thread_spy(monkeypatch, dispatch, "find_protected")
+    runner, route = make(rule(roles=("user",), keep_last_user=False))
+    body, raw = chat({"role": "user", "content": PROSE * 200})
+    outcome, _ = await run(runner, route, body, raw)
+    assert outcome.status == "applied"
+    assert seen and all(ident != threading.get_ident() for ident in seen)

@@ -285,3 +285,17 @@ def test_streaming_with_compression_has_headers(start: Any, stub: Any) -> None:
     text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
     assert text == "Hello!"
     assert len(sent_messages(stub)[0]["content"]) < len(DOC)
+
+
+def test_streaming_with_stream_options_keeps_compression(start: Any, stub: Any) -> None:
+    """The usage injection must patch the compressed body, not the client's original."""
+    _, client = start(USER_RULE)
+    messages = [{"role": "user", "content": DOC}, {"role": "user", "content": "q"}]
+    raw = chat(client, messages, stream=True, stream_options={"include_usage": False})
+    assert raw.headers["x-linguagate-compression"] == "applied"
+    list(raw.parse())
+    sent = stub.requests[-1].json()
+    assert sent["stream_options"] == {"include_usage": True}
+    assert len(sent["messages"][0]["content"]) < len(DOC)
+    enc = encoding_for_model(MODEL)
+    assert int(raw.headers["x-linguagate-tokens-after"]) == count_prompt(sent["messages"], enc)

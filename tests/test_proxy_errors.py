@@ -102,11 +102,20 @@ def test_401_proxy_keys(stub, proxy_server):
     assert ok.status_code == 200
     both = {"x-linguagate-key": "pk-1", "authorization": "Bearer sk-user"}
     assert httpx.post(proxy.url + URL, json=body, headers=both).status_code == 200
-    first, second = stub.requests
+    twice = {"x-linguagate-key": "pk-1", "authorization": "Bearer pk-2"}
+    assert httpx.post(proxy.url + URL, json=body, headers=twice).status_code == 200
+    first, second, third = stub.requests
     assert first.header("authorization") is None  # the proxy key never goes upstream
     assert second.header("authorization") == "Bearer sk-user"
     assert second.header("x-linguagate-key") is None
-    assert [r.status for r in sink.wait(4)] == [401, 401, 200, 200]
+    assert third.header("authorization") is None  # not even when both headers carry one
+    assert [r.status for r in sink.wait(5)] == [401, 401, 200, 200, 200]
+
+
+def test_deeply_nested_json_is_a_400(stub, proxy_server):
+    proxy, sink = _start(proxy_server, make_config(stub.url))
+    _error(httpx.post(proxy.url + URL, content=b"[" * 100_000), 400, "invalid_json")
+    assert [r.status for r in sink.wait(1)] == [400]
 
 
 def test_413_content_length(stub, proxy_server):
@@ -262,3 +271,51 @@ def test_slow_count_never_delays_response(stub, proxy_server):
     release.set()
     (rec,) = sink.wait(1)
     assert (rec.tokens_before, rec.tokens_after, rec.encoding) == (42, 42, "o200k_base")
+
+
+def test_upstream_body_cut_short_is_recorded_as_upstream_disconnect(stub, proxy_server, caplog):
+    proxy, sink = _start(proxy_server, make_config(stub.url))
+    full = b'{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1}}'
+    headers = [("content-type", "application/json"), ("content-length", str(len(full)))]
+    stub.push(Reply(status=200, headers=headers, chunks=[full[:10], full[10:]], disconnect_after=1))
+    with pytest.raises(httpx.HTTPError):  # the client sees a truncated response, not a 200
+        httpx.post(proxy.url + URL, json={"model": "m", "messages": []}).read()
+    (rec,) = sink.wait(1)
+    assert rec.error == "upstream_disconnected"
+    assert "unexpected error" not in caplog.text
+
+
+def test_chat_outside_every_prefix_is_a_recorded_404(stub, proxy_server, tmp_path):
+    from policies.config import load_config_text
+    from tests.ledger_support import rows
+
+    db = tmp_path / "l.sqlite"
+    config = load_config_text(
+        f"""
+server: {{access_log: false}}
+upstreams: {{stub: {{base_url: "{stub.url}"}}}}
+routes:
+  - {{name: rag, prefix: /rag, upstream: stub}}
+ledger: {{path: {db}, flush_interval_ms: 10}}
+"""
+    )
+    proxy = proxy_server(config)
+    response = httpx.post(proxy.url + URL, json={"model": "gpt-4o", "messages": []})
+    _error(response, 404, "no_route")
+    ledger = proxy.app.gateway.ledger
+    assert ledger.wait_written(1, 20)
+    got = rows(db)
+    assert [(r["status"], r["error"], r["route"]) for r in got] == [(404, "no_route", "")]
+    assert got[0]["request_id"] == response.headers["x-request-id"]
+    assert stub.requests == []
+
+
+def test_passthrough_body_cut_short_is_not_an_internal_error(stub, proxy_server, caplog):
+    proxy, _ = _start(proxy_server, make_config(stub.url))
+    full = b'{"object":"list","data":[{"id":"gpt-4o-mini","object":"model"}]}'
+    headers = [("content-type", "application/json"), ("content-length", str(len(full)))]
+    stub.push(Reply(status=200, headers=headers, chunks=[full[:10], full[10:]], disconnect_after=1))
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(proxy.url + "/v1/models").read()
+    assert httpx.get(proxy.url + "/healthz").status_code == 200
+    assert "unexpected error" not in caplog.text and "Traceback" not in caplog.text
