@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -143,7 +144,6 @@ def _stub_app():  # type: ignore[no-untyped-def]
 
 def run_bare(port: int, upstream: str) -> None:
     """Baseline: the thinnest raw-ASGI + httpx relay (no routing, records, headers work)."""
-    import uvicorn
 
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
 
@@ -174,22 +174,19 @@ def run_bare(port: int, upstream: str) -> None:
         await response.aclose()
         await send({"type": "http.response.body", "body": b""})
 
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    _serve(app, port)
 
 
 def run_stub(port: int) -> None:
+    _serve(_stub_app(), port)
+
+
+def _serve(app: Any, port: int) -> None:
+    """Serve ``app`` on loopback the same way for every measured process."""
     import uvicorn
 
     uvicorn.run(
-        _stub_app(),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",

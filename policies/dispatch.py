@@ -20,7 +20,7 @@ from policies.segment_cache import SegmentCache, text_digest
 PARALLEL_CALLS = 8  # engine calls one request may have in flight
 
 
-_THREAD_CHARS = 20_000  # longer texts are scanned for protected spans off the event loop
+THREAD_CHARS = 20_000  # texts longer than this are planned, counted and scanned in a thread
 
 
 class Engine(Protocol):
@@ -185,7 +185,7 @@ async def _run_job(
         pattern = compile_patterns(tuple(rule.protect), rule.protect_defaults)
         spans = (
             await asyncio.to_thread(find_protected, job.core, pattern, rule.force_tokens)
-            if len(job.core) > _THREAD_CHARS  # ~0.4 s per MB of regex scanning
+            if len(job.core) > THREAD_CHARS  # ~0.4 s per MB of regex scanning
             else find_protected(job.core, pattern, rule.force_tokens)
         )
         kwargs["protected_spans"] = [spans]

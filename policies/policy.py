@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 from policies.amounts import parse_rate_header
 from policies.bundle import resolve_model_path
 from policies.config import Config, RouteConfig, UpstreamConfig
-from policies.dispatch import Engine, EngineFailure, compress_regions, filter_documents
+from policies.dispatch import (
+    THREAD_CHARS,
+    Engine,
+    EngineFailure,
+    compress_regions,
+    filter_documents,
+)
 from policies.rewrite import Plan, build_plan, count_prompt, rebuild
 from policies.segment_cache import SegmentCache
 from policies.tokens import (
@@ -33,7 +39,6 @@ log = logging.getLogger("linguagate.policy")
 
 BYPASS_HEADER = "x-linguagate-bypass"
 RATE_HEADER = "x-linguagate-rate"
-THREAD_CHARS = 20_000  # prompts longer than this are planned/counted in a worker thread
 _TRUE = {"1", "true", "yes", "on"}
 
 T = TypeVar("T")

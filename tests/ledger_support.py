@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from tests.fixtures.servers import (
     Reply,
     chat_chunks,
     chat_completion,
+    free_port,
     json_reply,
     sse_reply,
 )
@@ -75,12 +75,6 @@ def rows(path: Path, sql: str = "SELECT * FROM requests ORDER BY id") -> list[sq
         conn.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proxy_config(stub_url: str, db: Path) -> Any:
     return load_config_text(
         f"""
@@ -88,7 +82,7 @@ server: {{host: 127.0.0.1, port: 0, access_log: false}}
 model: {{path: {db.parent / "no-model"}}}
 upstreams:
   stub: {{base_url: "{stub_url}", timeout_s: 30}}
-  dead: {{base_url: "http://127.0.0.1:{_closed_port()}/v1", timeout_s: 5, connect_timeout_s: 5}}
+  dead: {{base_url: "http://127.0.0.1:{free_port()}/v1", timeout_s: 5, connect_timeout_s: 5}}
 routes:
   - name: rag
     prefix: /rag

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from proxy.cli import main
+from tests.fixtures.servers import free_port
 
 
 def test_bad_port_argument(capsys):
@@ -36,12 +36,6 @@ def test_missing_config_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LINGUAGATE_CONFIG", str(tmp_path / "nope.yaml"))
     assert main(["serve"]) == 2
     assert "cannot read config" in capsys.readouterr().err
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _serve(tmp_path, port: int, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -69,7 +63,7 @@ def test_query_strings_never_reach_the_log(tmp_path, stub):
         f"upstreams: {{up: {{base_url: '{stub.url}'}}}}\n"
         "routes: [{upstream: up}]\nledger: {path: null}\n"
     )
-    port = _free_port()
+    port = free_port()
     proc, lines = _serve(tmp_path, port, "--config", str(config))
     try:
         url = f"http://127.0.0.1:{port}/v1/models?api-key=SECRET-IN-QUERY"
@@ -83,7 +77,7 @@ def test_query_strings_never_reach_the_log(tmp_path, stub):
 
 
 def test_serve_default_config_runs(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc, lines = _serve(tmp_path, port)
     try:
         response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)

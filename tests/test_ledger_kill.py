@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,15 +17,10 @@ import httpx
 import pytest
 
 from proxy.cli import main
+from tests.fixtures.servers import free_port
 
 BATCH = 10
 SENT = 25  # two full batches written, five records only in memory at the kill
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -98,7 +92,7 @@ routes:
 ledger: {{path: {db}, batch_size: {BATCH}, flush_interval_ms: 600000}}
 """
     )
-    ports = _free_port(), _free_port()
+    ports = free_port(), free_port()
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [_serve(config, p, log) for p, log in zip(ports, logs, strict=True)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
 import httpx
@@ -11,7 +10,7 @@ import openai
 import pytest
 
 from proxy.records import RequestRecord
-from tests.fixtures.servers import Reply, make_config
+from tests.fixtures.servers import Reply, free_port, make_config
 
 URL = "/v1/chat/completions"
 
@@ -134,11 +133,7 @@ def test_413_content_length(stub, proxy_server):
 
 
 def test_502_unreachable(proxy_server):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    proxy, sink = _start(proxy_server, make_config(f"http://127.0.0.1:{port}/v1"))
+    proxy, sink = _start(proxy_server, make_config(f"http://127.0.0.1:{free_port()}/v1"))
     response = httpx.post(proxy.url + URL, json={"model": "m", "messages": []})
     _error(response, 502, "upstream_unreachable")
     assert response.headers["x-linguagate-route"] == "main"
