@@ -79,6 +79,20 @@ async def send_bytes(send: Send, status: int, headers: Headers, body: bytes) -> 
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def end_body(send: Send, tail: bytes, upstream_failed: bool) -> None:
+    """Send the last body chunk of a relayed response.
+
+    When the upstream hung up inside a fixed-length body, the server cannot complete
+    the response (it raises) and closes the connection instead: the honest signal to
+    the client, and not an internal error.
+    """
+    try:
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+    except RuntimeError:
+        if not upstream_failed:
+            raise
+
+
 class DisconnectWatch:
     """Cancels the request task when the client disconnects (after the body was read).
 

@@ -28,6 +28,7 @@ from proxy.asgi import (
     Scope,
     Send,
     content_length,
+    end_body,
     read_body,
     send_bytes,
 )
@@ -271,13 +272,7 @@ async def _relay(
         await response.aclose()
     tail = scanner.finish() if scanner is not None else b""
     watch.finished = True
-    try:
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
-    except RuntimeError:
-        # The upstream cut a fixed-length body short: the server cannot end the response
-        # cleanly and closes the connection, which is the honest signal to the client.
-        if rec.error is None:
-            raise
+    await end_body(send, tail, upstream_failed=rec.error is not None)
     usage = None
     if scanner is not None:
         usage = scanner.usage

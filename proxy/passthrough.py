@@ -20,6 +20,7 @@ from proxy.asgi import (
     Scope,
     Send,
     content_length,
+    end_body,
     send_bytes,
     too_large,
 )
@@ -102,13 +103,7 @@ async def handle_passthrough(
             await response.aclose()
         if watch is not None:
             watch.finished = True
-        try:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except RuntimeError:
-            # A fixed-length body cut short cannot be completed: the server closes the
-            # connection, which tells the client the truth.
-            if not cut:
-                raise
+        await end_body(send, b"", upstream_failed=cut)
         status = response.status_code
     except ProxyError as exc:
         status = exc.status
